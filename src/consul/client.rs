@@ -1,0 +1,1 @@
+//! Consul client (placeholder; owned by the Consul client work).

@@ -1,0 +1,1 @@
+//! Consul parse (placeholder; owned by the Consul client work).

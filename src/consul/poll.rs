@@ -1,0 +1,1 @@
+//! Consul poll (placeholder; owned by the Consul client work).

@@ -1,0 +1,2 @@
+//! The `consul-ipvs` binary (placeholder).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Non-blocking TCP probes on the mio loop (placeholder; owned by the probe work).
