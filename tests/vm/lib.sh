@@ -36,6 +36,9 @@ show_state() {
     ipvsadm -Ln 2>&1
     echo "---- ipvsadm -Lnc"
     ipvsadm -Lnc 2>&1 | head -n 30
+    if [ -f "$T/daemon.pid" ]; then
+        if daemon_running; then echo "---- consul-ipvs is running"; else echo "---- consul-ipvs is NOT running"; fi
+    fi
     if [ -f "$T/daemon.log" ]; then
         echo "---- daemon log (last 40 lines)"
         tail -n 40 "$T/daemon.log"
@@ -343,7 +346,10 @@ consul_stop() {
     log "Consul stand-in stopped"
 }
 
-creq() { consul-standin req "$@" >>"$T/standin-req.log" 2>&1; }
+creq() { consul-standin req --timeout-ms 3000 "$@" >>"$T/standin-req.log" 2>&1; }
+
+# consul_get PATH: the stand-in's answer to a read, on stdout.
+consul_get() { consul-standin req --timeout-ms 3000 GET "$CONSUL$1"; }
 
 # consul_register ID SERVICE ADDRESS PORT [WEIGHT] [TAGS as JSON list]
 consul_register() {
@@ -372,14 +378,17 @@ consul_fault() {
 
 # ------------------------------------------------------------- daemon --
 
-# A config for one Consul-fed TCP service on VIP4 with fast timers.
-# config_consul [SERVICE-JSON-EXTRA]
+# write_config < JSON: the daemon's config file.
 write_config() { cat >"$T/config.json"; }
 
-fast_globals='"consul":{"address":"http://127.0.0.1:8500","interval_ms":300,"timeout_ms":1000},
+# shellcheck disable=SC2034 # FAST, V, D1.. are for the scenarios
+# Global settings with fast timers, for scenario configs:
+#   {$FAST, "services": [...]}
+FAST='"consul":{"address":"http://127.0.0.1:8500","interval_ms":300,"timeout_ms":1000},
  "check":{"interval_ms":300,"timeout_ms":500,"rise":2,"fall":2},
  "resync_interval_ms":2000'
 
+# rabbit_service [EXTRA-JSON-FIELDS]: the Consul-fed TCP service on VIP4:5672.
 rabbit_service() {
     cat <<EOF
 {"name":"rabbitmq","vip":"$VIP4:$PORT","protocol":"tcp","scheduler":"wlc","forward":"nat",
@@ -387,6 +396,24 @@ rabbit_service() {
  "check":{"port":$PORT},"allowed_backends":["203.0.113.0/24"]${1:-}}
 EOF
 }
+
+# standard_world N: N backends listening on 5672, the stand-in running with
+# b1..bN registered as "rabbitmq" (tag amqp, weight 1).
+standard_world() {
+    net_setup "$1"
+    _i=1
+    while [ "$_i" -le "$1" ]; do backend_start "$_i"; _i=$((_i + 1)); done
+    consul_start
+    _i=1
+    while [ "$_i" -le "$1" ]; do consul_register "b$_i" rabbitmq "$(b4 "$_i")" "$PORT"; _i=$((_i + 1)); done
+}
+
+# The dest names of VIP4:5672's backends, for wait_weight and friends.
+# shellcheck disable=SC2034
+V=$VIP4:$PORT
+D1=203.0.113.11:$PORT
+D2=203.0.113.12:$PORT
+D3=203.0.113.13:$PORT
 
 daemon_start() {
     RUST_LOG=${RUST_LOG:-info} consul-ipvs --config "$T/config.json" "$@" >>"$T/daemon.log" 2>&1 &
