@@ -7,6 +7,8 @@
 
 pub mod config;
 pub mod consul;
+pub mod engine;
+pub mod health;
 pub mod ipvs;
 pub mod model;
 pub mod probe;
