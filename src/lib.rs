@@ -5,6 +5,7 @@
 //! The pure core (config, model, health, plan) does no I/O; the shell
 //! (consul client, probes, netlink, daemon loop) does.
 
+pub mod cli;
 pub mod config;
 pub mod consul;
 pub mod engine;
