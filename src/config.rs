@@ -797,3 +797,6 @@ impl CheckConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
