@@ -120,10 +120,10 @@ pub fn parse_health(body: &[u8], svc: &ServiceConfig) -> Result<Parsed, ParseErr
     let items = top_level(body)?;
     let mut skipped = Vec::new();
     let mut found: Vec<(Backend, String)> = Vec::new();
-    for (i, item) in items.into_iter().enumerate() {
+    for item in items {
         match instance(item, svc) {
             Ok(b) => found.push(b),
-            Err(why) => skipped.push(format!("instance {i} ({}) skipped: {}", why.0, why.1)),
+            Err((who, why)) => skipped.push(format!("{who} skipped: {why}")),
         }
     }
     let backends = dedup(found, &mut skipped);
