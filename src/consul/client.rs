@@ -149,7 +149,10 @@ impl ConsulClient {
     /// refused unread, and chunked or close-delimited bodies are read through
     /// `take(cap + 1)`: memory never exceeds the cap. minreq's `ContentLength`
     /// reader reports a connection closed early as a normal end, so a short
-    /// body is detected here by comparing with the declared length.
+    /// body is detected here by comparing with the declared length. Two cuts
+    /// minreq hides from us entirely (mid-chunk, and EOF inside the headers,
+    /// which it reads as their end) yield a partial body; a JSON array cut
+    /// short never parses, so `parse.rs` rejects those.
     fn read_body(&self, mut resp: minreq::ResponseLazy) -> Result<Vec<u8>, FetchError> {
         // As minreq does (RFC 9112 §6.3), chunked framing wins over a length.
         let chunked = header(&resp.headers, "Transfer-Encoding")
