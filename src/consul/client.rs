@@ -10,6 +10,14 @@
 //! single event loop and minreq blocks, so an open-ended blocking query would
 //! stall every probe and timer. The whole request, body included, is bounded
 //! by `consul.timeout`, and the body by a size cap.
+//!
+//! minreq 3 facts this relies on (read from its source, `connection.rs`): the
+//! timeout is one absolute deadline set when the request starts; connect,
+//! write and every header and body read get the time that is left. To bound
+//! the head phase it runs that phase on a short-lived helper thread per request
+//! and gives up waiting at the deadline; the helper's own socket deadlines end
+//! it soon after. A hostname in `consul.address` is resolved without a
+//! deadline on that helper thread only; the loop still returns on time.
 
 use crate::config::{ConsulConfig, Secret};
 use std::fmt;
