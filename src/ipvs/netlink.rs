@@ -49,7 +49,7 @@ pub struct Netlink {
 }
 
 /// How a request is answered.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Answer {
     /// Data (if any), then `NLMSG_ERROR` 0 (the ACK) or an errno.
     Ack,
@@ -61,25 +61,34 @@ impl Netlink {
     /// Opens the socket and resolves the IPVS family. `NoIpvs` when the kernel
     /// does not know the family (no `ip_vs`, or a kernel too old to autoload it).
     pub fn open() -> Result<Netlink, KernelError> {
-        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
-            .map_err(|e| socket_error("open netlink socket", e))?;
-        set_recv_timeout(&sock, RECV_TIMEOUT)?;
-        let mut nl = Netlink {
-            sock,
-            family: 0,
-            seq: 0,
-            broken: false,
-            first_get: true,
-        };
+        let mut nl = Netlink::connect()?;
         nl.family = nl.resolve()?;
         debug!("netlink: IPVS generic netlink family id {}", nl.family);
         Ok(nl)
     }
 
+    /// The socket alone, family not yet resolved.
+    fn connect() -> Result<Netlink, KernelError> {
+        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
+            .map_err(|e| socket_error("open netlink socket", e))?;
+        set_recv_timeout(&sock, RECV_TIMEOUT)?;
+        Ok(Netlink {
+            sock,
+            family: 0,
+            seq: 0,
+            broken: false,
+            first_get: true,
+        })
+    }
+
     /// The IPVS family id (`CTRL_CMD_GETFAMILY`). `ENOENT` means no IPVS.
     fn resolve(&mut self) -> Result<u16, KernelError> {
+        self.resolve_named(wire::FAMILY_NAME)
+    }
+
+    fn resolve_named(&mut self, name: &str) -> Result<u16, KernelError> {
         let seq = self.next_seq();
-        let msg = wire::family_request(seq).map_err(|e| encode_error(RESOLVE, e))?;
+        let msg = wire::family_request(name, seq).map_err(|e| encode_error(RESOLVE, e))?;
         let mut id = None;
         let result = self.exchange(RESOLVE, &msg, Answer::Ack, None, |r| {
             if let Reply::Family(f) = r {
@@ -148,32 +157,18 @@ impl Netlink {
             };
             for m in msgs {
                 let m: Received = m.map_err(|e| transport(op, format!("malformed reply: {e}")))?;
-                if *m.nl_seq() != seq || (*m.nl_pid() != pid && *m.nl_pid() != 0) {
-                    debug!(
-                        "netlink: skipping stale message seq {} (want {seq})",
-                        m.nl_seq()
-                    );
-                    continue;
-                }
-                let reply = wire::decode(&m, self.family, service)
+                let step = step(&m, seq, pid, self.family, answer, service)
                     .map_err(|e| transport(op, format!("malformed reply: {e}")))?;
-                match (reply, answer) {
-                    (Reply::Error(errno), _) => {
+                match step {
+                    Step::Skip => {}
+                    Step::Data(reply) => each(reply),
+                    Step::Finish(Ok(())) => return Ok(()),
+                    Step::Finish(Err(errno)) => {
                         return Err(KernelError::Os {
                             op: op.to_string(),
                             errno,
                         })
                     }
-                    (Reply::Ack, Answer::Ack) => return Ok(()),
-                    (Reply::Done(0), Answer::Dump) => return Ok(()),
-                    (Reply::Done(errno), Answer::Dump) => {
-                        return Err(KernelError::Os {
-                            op: op.to_string(),
-                            errno,
-                        })
-                    }
-                    (Reply::Ack | Reply::Done(_) | Reply::Other, _) => {}
-                    (data, _) => each(data),
                 }
             }
         }
@@ -285,6 +280,47 @@ impl Kernel for Netlink {
     }
 }
 
+/// What the read loop does with one received message.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    /// Not an answer to this request (stale seq, foreign sender) or nothing to act on.
+    Skip,
+    /// A data message of the answer.
+    Data(Reply),
+    /// The end of the answer: success, or the errno.
+    Finish(Result<(), i32>),
+}
+
+/// Decides what `m` means for the request `seq` sent from port `pid`.
+fn step(
+    m: &Received,
+    seq: u32,
+    pid: u32,
+    family: u16,
+    answer: Answer,
+    service: Option<&ServiceKey>,
+) -> Result<Step, wire::WireError> {
+    // Kernel replies carry the requester's port id; a late answer to a
+    // request that timed out carries an older seq.
+    if *m.nl_seq() != seq || (*m.nl_pid() != pid && *m.nl_pid() != 0) {
+        debug!(
+            "netlink: skipping message seq {} pid {} (want seq {seq})",
+            m.nl_seq(),
+            m.nl_pid()
+        );
+        return Ok(Step::Skip);
+    }
+    Ok(match (wire::decode(m, family, service)?, answer) {
+        (Reply::Error(errno), _) => Step::Finish(Err(errno)),
+        (Reply::Ack, Answer::Ack) => Step::Finish(Ok(())),
+        (Reply::Done(0), Answer::Dump) => Step::Finish(Ok(())),
+        (Reply::Done(errno), Answer::Dump) => Step::Finish(Err(errno)),
+        // The kernel acks no dump and ends no doit with DONE: ignore strays.
+        (Reply::Ack | Reply::Done(_) | Reply::Other, _) => Step::Skip,
+        (data, _) => Step::Data(data),
+    })
+}
+
 /// `SO_RCVTIMEO`, which neli does not wrap, on the raw fd.
 fn set_recv_timeout(sock: &NlSocketHandle, t: Duration) -> Result<(), KernelError> {
     let tv = libc::timeval {
@@ -344,5 +380,177 @@ fn socket_error(op: &str, e: SocketError) -> KernelError {
     match e {
         SocketError::Io(io) => io_error(op, &io),
         other => transport(op, other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::wire::fixtures::{nla, nlmsg_bytes};
+    use crate::model::Protocol;
+
+    const FAMILY: u16 = 0x1234;
+    const PID: u32 = 4242; // the port id the fixtures put in every message
+
+    fn one(bytes: &[u8]) -> Received {
+        wire::parse_datagram(bytes).unwrap().remove(0)
+    }
+
+    fn ack(seq: u32) -> Received {
+        let mut p = 0i32.to_ne_bytes().to_vec();
+        p.extend(nlmsg_bytes(FAMILY, 0x5, seq, &[]));
+        one(&nlmsg_bytes(2, 0x100, seq, &p))
+    }
+
+    fn error(seq: u32, errno: i32) -> Received {
+        let mut p = (-errno).to_ne_bytes().to_vec();
+        p.extend(nlmsg_bytes(FAMILY, 0x5, seq, &[1, 1, 0, 0]));
+        one(&nlmsg_bytes(2, 0, seq, &p))
+    }
+
+    fn done(seq: u32, errno: i32) -> Received {
+        one(&nlmsg_bytes(3, 0x2, seq, &(-errno).to_ne_bytes()))
+    }
+
+    fn dest_entry(seq: u32) -> Received {
+        let mut d = nla(1, &[10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        d.extend(nla(2, &80u16.to_be_bytes()));
+        d.extend(nla(3, &0u32.to_ne_bytes()));
+        d.extend(nla(4, &1u32.to_ne_bytes()));
+        d.extend(nla(7, &0u32.to_ne_bytes()));
+        d.extend(nla(8, &0u32.to_ne_bytes()));
+        d.extend(nla(11, &2u16.to_ne_bytes()));
+        let mut p = vec![5u8, 1, 0, 0];
+        p.extend(nla(2, &d));
+        one(&nlmsg_bytes(FAMILY, 0x2, seq, &p))
+    }
+
+    fn run(m: &Received, seq: u32, answer: Answer) -> Step {
+        step(m, seq, PID, FAMILY, answer, None).unwrap()
+    }
+
+    #[test]
+    fn doit_ends_on_its_ack_or_error() {
+        assert_eq!(run(&ack(5), 5, Answer::Ack), Step::Finish(Ok(())));
+        assert_eq!(
+            run(&error(5, libc::ESRCH), 5, Answer::Ack),
+            Step::Finish(Err(libc::ESRCH))
+        );
+    }
+
+    #[test]
+    fn dump_ends_on_done_and_reports_its_status() {
+        assert_eq!(run(&done(6, 0), 6, Answer::Dump), Step::Finish(Ok(())));
+        assert_eq!(
+            run(&done(6, libc::EPERM), 6, Answer::Dump),
+            Step::Finish(Err(libc::EPERM))
+        );
+        // A dump refused before it starts is answered with NLMSG_ERROR.
+        assert_eq!(
+            run(&error(6, libc::EPERM), 6, Answer::Dump),
+            Step::Finish(Err(libc::EPERM))
+        );
+        assert!(matches!(
+            run(&dest_entry(6), 6, Answer::Dump),
+            Step::Data(Reply::Dest(..))
+        ));
+    }
+
+    #[test]
+    fn stale_answers_are_skipped() {
+        // The late ACK or dump entry of an earlier request that timed out.
+        assert_eq!(run(&ack(4), 5, Answer::Ack), Step::Skip);
+        assert_eq!(run(&error(4, libc::EEXIST), 5, Answer::Ack), Step::Skip);
+        assert_eq!(run(&dest_entry(4), 5, Answer::Dump), Step::Skip);
+        // A message for another port id.
+        let m = ack(5);
+        assert_eq!(
+            step(&m, 5, PID + 1, FAMILY, Answer::Ack, None).unwrap(),
+            Step::Skip
+        );
+    }
+
+    #[test]
+    fn stray_ack_does_not_end_a_dump() {
+        assert_eq!(run(&ack(6), 6, Answer::Dump), Step::Skip);
+        assert_eq!(run(&done(5, 0), 5, Answer::Ack), Step::Skip);
+    }
+
+    #[test]
+    fn timeouts_are_transport_errors_and_eperm_is_an_errno() {
+        let timeout = io_error("x", &io::Error::from_raw_os_error(libc::EAGAIN));
+        assert!(
+            matches!(timeout, KernelError::Transport { ref detail, .. } if detail.contains("within 5 s"))
+        );
+        let eperm = io_error("x", &io::Error::from_raw_os_error(libc::EPERM));
+        assert_eq!(eperm.errno(), Some(libc::EPERM));
+        assert!(io_error("x", &io::Error::from_raw_os_error(libc::ENOBUFS))
+            .errno()
+            .is_none());
+    }
+
+    /// This host's kernel has no IPVS, so opening (or the first dump, if the
+    /// family were found but we lacked CAP_NET_ADMIN) must say so, and nothing
+    /// else. On a kernel that has IPVS (the family resolved, which autoloads
+    /// `ip_vs` on >= 5.16), success is accepted only with `/proc/net/ip_vs`
+    /// present, so a false "success" on this host still fails the test.
+    #[test]
+    fn live_open_reports_no_ipvs_or_eperm() {
+        let key = ServiceKey {
+            protocol: Protocol::Tcp,
+            vip: "192.0.2.10:80".parse().unwrap(),
+        };
+        let result = Netlink::open().and_then(|mut nl| nl.dump(&[key]));
+        match result {
+            Err(KernelError::NoIpvs) => {}
+            Err(KernelError::Os { errno, .. }) if errno == libc::EPERM => {}
+            Ok(_) if std::path::Path::new("/proc/net/ip_vs").exists() => {}
+            other => panic!("expected NoIpvs or EPERM, got {other:?}"),
+        }
+    }
+
+    /// The real kernel's ACK path: the controller always knows itself.
+    #[test]
+    fn live_resolve_of_nlctrl_reads_reply_and_ack() {
+        let mut nl = Netlink::connect().unwrap();
+        assert_eq!(nl.resolve_named("nlctrl").unwrap(), wire::GENL_ID_CTRL);
+        // The same socket stays usable: the next answer is matched by seq.
+        assert_eq!(nl.resolve_named("nlctrl").unwrap(), wire::GENL_ID_CTRL);
+        assert!(matches!(nl.resolve(), Err(KernelError::NoIpvs) | Ok(_)));
+    }
+
+    /// The real kernel's dump path: a controller dump of every family, which
+    /// spans several messages (often several datagrams) and ends in NLMSG_DONE.
+    #[test]
+    fn live_controller_dump_reads_until_done() {
+        use neli::consts::genl::{CtrlAttr, CtrlCmd};
+        use neli::consts::nl::NlmF;
+        use neli::genl::GenlmsghdrBuilder;
+        use neli::nl::{NlPayload, NlmsghdrBuilder};
+        let mut nl = Netlink::connect().unwrap();
+        let seq = nl.next_seq();
+        let genl = GenlmsghdrBuilder::<CtrlCmd, CtrlAttr>::default()
+            .cmd(CtrlCmd::Getfamily)
+            .version(2)
+            .build()
+            .unwrap();
+        let msg = NlmsghdrBuilder::default()
+            .nl_type(wire::GENL_ID_CTRL)
+            .nl_flags(NlmF::REQUEST | NlmF::DUMP)
+            .nl_seq(seq)
+            .nl_payload(NlPayload::Payload(genl))
+            .build()
+            .unwrap();
+        let mut ids = Vec::new();
+        nl.exchange("dump families", &msg, Answer::Dump, None, |r| {
+            if let Reply::Family(id) = r {
+                ids.push(id)
+            }
+        })
+        .unwrap();
+        assert!(ids.contains(&wire::GENL_ID_CTRL), "{ids:?}");
+        assert!(ids.len() > 1, "{ids:?}");
+        // And the socket answers the next request correctly afterwards.
+        assert_eq!(nl.resolve_named("nlctrl").unwrap(), wire::GENL_ID_CTRL);
     }
 }

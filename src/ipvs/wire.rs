@@ -389,11 +389,12 @@ pub fn dest_dump_request(key: &ServiceKey, family: u16, seq: u32) -> Result<Requ
     nlmsg(family, dump_flags(), seq, genl(IpvsCmd::GetDest, attrs)?)
 }
 
-/// `CTRL_CMD_GETFAMILY` for "IPVS"; answered with a `NEWFAMILY` message
-/// (then the ACK), or `ENOENT` when the kernel has no IPVS.
-pub fn family_request(seq: u32) -> Result<FamilyRequest, WireError> {
+/// `CTRL_CMD_GETFAMILY` for `name` ([`FAMILY_NAME`]); answered with a
+/// `NEWFAMILY` message (then the ACK), or `ENOENT` when the kernel has no
+/// such family.
+pub fn family_request(name: &str, seq: u32) -> Result<FamilyRequest, WireError> {
     let attrs: GenlBuffer<CtrlAttr, Buffer> =
-        std::iter::once(attr(CtrlAttr::FamilyName, FAMILY_NAME)?).collect();
+        std::iter::once(attr(CtrlAttr::FamilyName, name)?).collect();
     let payload = GenlmsghdrBuilder::default()
         .cmd(CtrlCmd::Getfamily)
         .version(CTRL_VERSION)
@@ -616,8 +617,32 @@ fn decode_dest(
     Ok(Reply::Dest(addr, KernelDest { spec, stats }))
 }
 
+/// Kernel-format bytes built by hand, independent of neli's encoder.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    /// A netlink attribute as the kernel writes it: len, type, payload, pad to 4.
+    pub fn nla(ty: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
+        v.extend_from_slice(&ty.to_ne_bytes());
+        v.extend_from_slice(payload);
+        v.resize(v.len().next_multiple_of(4), 0);
+        v
+    }
+
+    pub fn nlmsg_bytes(ty: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
+        let mut v = ((16 + payload.len()) as u32).to_ne_bytes().to_vec();
+        v.extend_from_slice(&ty.to_ne_bytes());
+        v.extend_from_slice(&flags.to_ne_bytes());
+        v.extend_from_slice(&seq.to_ne_bytes());
+        v.extend_from_slice(&4242u32.to_ne_bytes()); // our port id
+        v.extend_from_slice(payload);
+        v
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fixtures::*;
     use super::*;
     use crate::model::DestKey;
 
@@ -853,7 +878,7 @@ mod tests {
 
         #[test]
         fn family_request_asks_the_controller_for_ipvs() {
-            let msg = family_request(1).unwrap();
+            let msg = family_request(FAMILY_NAME, 1).unwrap();
             assert_bytes(
                 &to_bytes(&msg).unwrap(),
                 &strip_notes(
@@ -890,27 +915,6 @@ mod tests {
     }
 
     // ------------------------------------------------ kernel-style replies
-
-    /// A netlink attribute as the kernel writes it: len, type, payload, pad to 4.
-    fn nla(ty: u16, payload: &[u8]) -> Vec<u8> {
-        let mut v = ((4 + payload.len()) as u16).to_ne_bytes().to_vec();
-        v.extend_from_slice(&ty.to_ne_bytes());
-        v.extend_from_slice(payload);
-        while v.len() % 4 != 0 {
-            v.push(0);
-        }
-        v
-    }
-
-    fn nlmsg_bytes(ty: u16, flags: u16, seq: u32, payload: &[u8]) -> Vec<u8> {
-        let mut v = ((16 + payload.len()) as u32).to_ne_bytes().to_vec();
-        v.extend_from_slice(&ty.to_ne_bytes());
-        v.extend_from_slice(&flags.to_ne_bytes());
-        v.extend_from_slice(&seq.to_ne_bytes());
-        v.extend_from_slice(&4242u32.to_ne_bytes()); // our port id
-        v.extend_from_slice(payload);
-        v
-    }
 
     /// A genl message from the IPVS family (id 0x1234): NLM_F_MULTI as in a dump.
     fn ipvs_msg(cmd: u8, attrs: &[u8]) -> Vec<u8> {
@@ -1016,20 +1020,24 @@ mod tests {
         assert!(msgs.iter().all(|m| *m.nl_seq() == 7));
     }
 
+    /// Service identity attributes as the kernel writes them (ADDR 16 bytes).
+    fn ident(af_: u16, proto: u16, addr: &[u8], port: u16) -> Vec<u8> {
+        let mut s = nla(1, &af_.to_ne_bytes());
+        s.extend(nla(2, &proto.to_ne_bytes()));
+        s.extend(nla(3, addr));
+        s.extend(nla(4, &port.to_be_bytes()));
+        s
+    }
+
+    /// `ip_vs_genl_fill_service` for an address service, in its order.
     fn kernel_service(
-        af_: u16,
-        proto: u16,
-        addr: &[u8],
-        port: u16,
+        ident: Vec<u8>,
         sched: &str,
         flags: u32,
         timeout: u32,
         netmask: &[u8],
     ) -> Vec<u8> {
-        let mut s = nla(1, &af_.to_ne_bytes());
-        s.extend(nla(2, &proto.to_ne_bytes()));
-        s.extend(nla(3, addr));
-        s.extend(nla(4, &port.to_be_bytes()));
+        let mut s = ident;
         s.extend(nla(6, format!("{sched}\0").as_bytes()));
         let mut f = flags.to_ne_bytes().to_vec();
         f.extend(u32::MAX.to_ne_bytes());
@@ -1044,10 +1052,7 @@ mod tests {
     #[test]
     fn service_entry_strips_hashed_and_reads_persistence() {
         let bytes = kernel_service(
-            2,
-            6,
-            &addr16_v4([192, 0, 2, 10]),
-            5672,
+            ident(2, 6, &addr16_v4([192, 0, 2, 10]), 5672),
             "wlc",
             SVC_F_HASHED | SVC_F_PERSISTENT,
             600,
@@ -1067,10 +1072,7 @@ mod tests {
     fn ipv6_udp_service_entry_decodes() {
         let ip: Ipv6Addr = "2001:db8::10".parse().unwrap();
         let bytes = kernel_service(
-            10,
-            17,
-            &ip.octets(),
-            53,
+            ident(10, 17, &ip.octets(), 53),
             "sh",
             SVC_F_HASHED,
             0,
@@ -1090,10 +1092,7 @@ mod tests {
     #[test]
     fn timeout_without_persistent_flag_is_no_persistence() {
         let bytes = kernel_service(
-            2,
-            6,
-            &addr16_v4([10, 0, 0, 1]),
-            80,
+            ident(2, 6, &addr16_v4([10, 0, 0, 1]), 80),
             "rr",
             SVC_F_HASHED,
             300,
@@ -1115,10 +1114,7 @@ mod tests {
             Reply::ForeignService
         );
         let sctp = kernel_service(
-            2,
-            132,
-            &addr16_v4([10, 0, 0, 1]),
-            80,
+            ident(2, 132, &addr16_v4([10, 0, 0, 1]), 80),
             "rr",
             0,
             0,
