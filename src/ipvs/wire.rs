@@ -128,8 +128,8 @@ impl fmt::Display for WireError {
 
 impl std::error::Error for WireError {}
 
-fn wire_err(what: &str) -> impl Fn(&dyn fmt::Display) -> WireError + '_ {
-    move |e| WireError(format!("{what}: {e}"))
+fn wire_err(what: &str, e: impl fmt::Display) -> WireError {
+    WireError(format!("{what}: {e}"))
 }
 
 /// One service as a dump reports it.
@@ -168,12 +168,12 @@ fn attr<T: NlAttrType, P: Size + ToBytes>(t: T, p: P) -> Result<Nlattr<T, Buffer
     let ty = AttrTypeBuilder::default()
         .nla_type(t)
         .build()
-        .map_err(|e| wire_err("attribute type")(&e))?;
+        .map_err(|e| wire_err("attribute type", e))?;
     NlattrBuilder::default()
         .nla_type(ty)
         .nla_payload(p)
         .build()
-        .map_err(|e| wire_err("attribute")(&e))
+        .map_err(|e| wire_err("attribute", e))
 }
 
 /// A nested attribute; neli's `nest` sets `NLA_F_NESTED`, which the kernel
@@ -184,9 +184,7 @@ fn nest<T: NlAttrType, C: NlAttrType>(
 ) -> Result<Nlattr<T, Buffer>, WireError> {
     let mut outer = attr(t, Buffer::new())?;
     for c in &children {
-        outer = outer
-            .nest(c)
-            .map_err(|e| wire_err("nested attribute")(&e))?;
+        outer = outer.nest(c).map_err(|e| wire_err("nested attribute", e))?;
     }
     Ok(outer)
 }
@@ -298,7 +296,7 @@ fn genl(cmd: IpvsCmd, attrs: Vec<Nlattr<CmdAttr, Buffer>>) -> Result<IpvsGenl, W
         .version(IPVS_VERSION)
         .attrs(attrs.into_iter().collect::<GenlBuffer<CmdAttr, Buffer>>())
         .build()
-        .map_err(|e| wire_err("genl header")(&e))
+        .map_err(|e| wire_err("genl header", e))
 }
 
 fn nlmsg<P: Size>(
@@ -314,7 +312,7 @@ fn nlmsg<P: Size>(
         .nl_pid(0)
         .nl_payload(NlPayload::Payload(payload))
         .build()
-        .map_err(|e| wire_err("netlink header")(&e))
+        .map_err(|e| wire_err("netlink header", e))
 }
 
 /// Flags of every doit command: always ACK, or a success sends nothing at all.
@@ -400,7 +398,7 @@ pub fn family_request(name: &str, seq: u32) -> Result<FamilyRequest, WireError> 
         .version(CTRL_VERSION)
         .attrs(attrs)
         .build()
-        .map_err(|e| wire_err("genl header")(&e))?;
+        .map_err(|e| wire_err("genl header", e))?;
     nlmsg(GENL_ID_CTRL, doit_flags(), seq, payload)
 }
 
@@ -410,7 +408,7 @@ pub fn to_bytes<P: Size + ToBytes + fmt::Debug>(
 ) -> Result<Vec<u8>, WireError> {
     let mut buf = Cursor::new(vec![0u8; msg.padded_size()]);
     msg.to_bytes(&mut buf)
-        .map_err(|e| wire_err("serialise")(&e))?;
+        .map_err(|e| wire_err("serialise", e))?;
     Ok(buf.into_inner())
 }
 
@@ -422,7 +420,7 @@ pub fn parse_datagram(bytes: &[u8]) -> Result<Vec<Received>, WireError> {
     let mut cur = Cursor::new(bytes);
     let mut out = Vec::new();
     while (cur.position() as usize) < bytes.len() {
-        out.push(Received::from_bytes(&mut cur).map_err(|e| wire_err("netlink message")(&e))?);
+        out.push(Received::from_bytes(&mut cur).map_err(|e| wire_err("netlink message", e))?);
     }
     Ok(out)
 }
@@ -471,7 +469,7 @@ where
     T: NlAttrType,
 {
     Genlmsghdr::<C, T>::from_bytes_with_input(&mut Cursor::new(bytes), bytes.len())
-        .map_err(|e| wire_err("genl message")(&e))
+        .map_err(|e| wire_err("genl message", e))
 }
 
 fn decode_ctrl(bytes: &[u8]) -> Result<Reply, WireError> {
@@ -499,13 +497,13 @@ fn decode_ipvs(bytes: &[u8], service: Option<&ServiceKey>) -> Result<Reply, Wire
         IpvsCmd::NewService => {
             let svc = top
                 .get_nested_attributes::<SvcAttr>(CmdAttr::Service)
-                .map_err(|e| wire_err("service entry")(&e))?;
+                .map_err(|e| wire_err("service entry", e))?;
             decode_service(&svc)
         }
         IpvsCmd::NewDest => {
             let dest = top
                 .get_nested_attributes::<DestAttr>(CmdAttr::Dest)
-                .map_err(|e| wire_err("dest entry")(&e))?;
+                .map_err(|e| wire_err("dest entry", e))?;
             decode_dest(&dest, service.map(|k| af(k.vip.ip())))
         }
         _ => Ok(Reply::Other),
@@ -554,7 +552,7 @@ fn ip_of(af_: u16, b: &[u8]) -> Result<Option<IpAddr>, WireError> {
 /// The scheduler name: NUL-terminated (NLA_NUL_STRING); read up to the NUL.
 fn nul_string(b: &[u8]) -> Result<String, WireError> {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
-    String::from_utf8(b[..end].to_vec()).map_err(|e| wire_err("scheduler name")(&e))
+    String::from_utf8(b[..end].to_vec()).map_err(|e| wire_err("scheduler name", e))
 }
 
 fn decode_service(h: &GenlAttrHandle<'_, SvcAttr>) -> Result<Reply, WireError> {
@@ -1000,6 +998,18 @@ mod tests {
                 }
             )
         );
+    }
+
+    #[test]
+    fn nest_flag_on_a_reply_nest_is_accepted() {
+        // The kernel uses nla_nest_start_noflag, but a parser must not care.
+        let mut bytes = kernel_dest([10, 0, 0, 2], 80, 0, 1, 2, 0);
+        assert_eq!(&bytes[22..24], &[0x02, 0x00], "the DEST nest's type");
+        bytes[23] |= 0x80; // type 0x8002: NLA_F_NESTED | IPVS_CMD_ATTR_DEST
+        let Reply::Dest(_, d) = decode_one(&bytes, None) else {
+            panic!("not a dest")
+        };
+        assert_eq!(d.stats.active_conns, 2);
     }
 
     #[test]
