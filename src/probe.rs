@@ -373,7 +373,8 @@ impl Prober {
         self.probes.len()
     }
 
-    /// The results since the last call, in the order the probes ended.
+    /// The results since the last call, in the order the probes ended. An id
+    /// restarted before its result was taken appears once per probe.
     pub fn take_results(&mut self) -> Vec<(u64, ProbeResult)> {
         std::mem::take(&mut self.results)
     }
@@ -441,7 +442,7 @@ fn spread_offset(id: u64, interval: Duration) -> Duration {
 /// anchored to the original slot and skips slots a late loop missed.
 fn next_slot(prev: Instant, interval: Duration, now: Instant) -> Instant {
     let behind = now.saturating_duration_since(prev).as_nanos();
-    let step = interval.as_nanos();
+    let step = interval.max(MIN_INTERVAL).as_nanos(); // never divide by zero
     let advance = (behind / step + 1) * step;
     let advance = Duration::from_nanos(u64::try_from(advance).unwrap_or(u64::MAX));
     prev.checked_add(advance).unwrap_or(now + interval)
