@@ -206,7 +206,9 @@ impl Probe {
     /// reply is decided, or EOF; returns whether EOF was seen. Reading never
     /// more than `expect.len()` bytes keeps a chatty peer from costing memory.
     /// Mio's registration is edge-triggered, so stopping early is safe only
-    /// because the probe ends (or stops needing reads) whenever we stop.
+    /// because the probe ends (or stops needing reads) whenever we stop. If the
+    /// peer sent more than that, closing with unread bytes makes Linux answer
+    /// with a RST instead of a FIN (`tcp_close`); the backend may log a reset.
     fn read_reply(&mut self) -> io::Result<bool> {
         let mut buf = [0u8; 512];
         while self.received.len() < self.expect.len() {
