@@ -51,7 +51,10 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
             "--once" => out.once = true,
             "--dry-run" => out.dry_run = true,
             "--config" => {
-                out.config = it.next().map(PathBuf::from).ok_or("--config needs a path")?;
+                out.config = it
+                    .next()
+                    .map(PathBuf::from)
+                    .ok_or("--config needs a path")?;
             }
             _ if s.starts_with("--config=") => out.config = PathBuf::from(&s["--config=".len()..]),
             _ => return Err(format!("unknown argument {s:?}")),
@@ -70,12 +73,21 @@ mod tests {
 
     #[test]
     fn defaults_and_flags() {
-        let Ok(Command::Run(a)) = p(&[]) else { panic!() };
+        let Ok(Command::Run(a)) = p(&[]) else {
+            panic!()
+        };
         assert_eq!(a.config, PathBuf::from("/etc/consul-ipvs/config.json"));
         assert!(!a.check && !a.once && !a.dry_run);
-        let Ok(Command::Run(a)) = p(&["--config", "x.json", "--once", "--dry-run"]) else { panic!() };
-        assert_eq!((a.config, a.once, a.dry_run), (PathBuf::from("x.json"), true, true));
-        let Ok(Command::Run(a)) = p(&["--config=y.json", "--check"]) else { panic!() };
+        let Ok(Command::Run(a)) = p(&["--config", "x.json", "--once", "--dry-run"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (a.config, a.once, a.dry_run),
+            (PathBuf::from("x.json"), true, true)
+        );
+        let Ok(Command::Run(a)) = p(&["--config=y.json", "--check"]) else {
+            panic!()
+        };
         assert_eq!((a.config, a.check), (PathBuf::from("y.json"), true));
     }
 

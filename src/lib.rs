@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod consul;
+pub mod daemon;
 pub mod engine;
 pub mod health;
 pub mod ipvs;

@@ -7,7 +7,9 @@ use std::process::{Command, Output};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_consul-ipvs"));
-    c.env_remove("CONSUL_HTTP_ADDR").env_remove("CONSUL_HTTP_TOKEN").env("RUST_LOG", "info");
+    c.env_remove("CONSUL_HTTP_ADDR")
+        .env_remove("CONSUL_HTTP_TOKEN")
+        .env("RUST_LOG", "info");
     c
 }
 
