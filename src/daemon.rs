@@ -323,8 +323,16 @@ impl Daemon {
         let mut t: Vec<Instant> = self.pollers.values().map(|p| p.due()).collect();
         t.extend(self.schedule.next_due());
         t.extend(self.prober.next_deadline());
-        t.extend(self.engine.next_deadline());
-        t.extend(self.retry.values().map(|(at, _)| *at));
+        // A drain deadline or a retry time already past has been acted on (or
+        // is waiting for a retry): waking for it again would spin the loop.
+        let now = Instant::now();
+        t.extend(self.engine.next_deadline(now));
+        t.extend(
+            self.retry
+                .values()
+                .map(|(at, _)| *at)
+                .filter(|at| *at > now),
+        );
         t.push(self.next_resync);
         if !self.engine.draining_services().is_empty() {
             t.push(self.next_drain_check);

@@ -278,11 +278,13 @@ impl Engine {
         keys
     }
 
-    /// The earliest drain deadline, so the loop wakes to act on it.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// The earliest drain deadline still ahead of `now`, so the loop wakes to
+    /// act on it (one already past has been planned for).
+    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
         self.drains
             .values()
             .filter_map(|d| d.timeout.map(|t| d.since + t))
+            .filter(|at| *at > now)
             .min()
     }
 

@@ -228,7 +228,12 @@ fn drain_timeout_deletes_a_dest_that_still_has_connections() {
         vec![Op::EditDest(dest(11), spec(0))]
     );
     e.on_dump(&k, &[key()]);
-    assert_eq!(e.next_deadline(), Some(t0 + Duration::from_secs(30)));
+    assert_eq!(e.next_deadline(t0), Some(t0 + Duration::from_secs(30)));
+    assert_eq!(
+        e.next_deadline(t0 + Duration::from_secs(30)),
+        None,
+        "a passed deadline wakes no one"
+    );
     assert_eq!(step(&mut e, &mut k, t0 + Duration::from_secs(29)), vec![]);
     let plan = e.plan(&k, t0 + Duration::from_secs(30));
     assert_eq!(
