@@ -380,12 +380,12 @@ mod tests {
     fn every_write_bumps_the_service_index() {
         let mut s = store_with_web();
         let mut last = s.index_of("web");
-        let writes: Vec<Box<dyn Fn(&mut Store)>> = vec![
-            Box::new(|s| s.update_check("service:w1", "passing", None, true).unwrap()),
-            Box::new(|s| s.service_maintenance("w1", true, "").unwrap()),
-            Box::new(|s| s.service_maintenance("w1", false, "").unwrap()),
-            Box::new(|s| s.node_maintenance(true, "x")),
-            Box::new(|s| s.register(&json!({"ID": "w2", "Name": "web"})).unwrap()),
+        let writes: [fn(&mut Store); 5] = [
+            |s| s.update_check("service:w1", "passing", None, true).unwrap(),
+            |s| s.service_maintenance("w1", true, "").unwrap(),
+            |s| s.service_maintenance("w1", false, "").unwrap(),
+            |s| s.node_maintenance(true, "x"),
+            |s| s.register(&json!({"ID": "w2", "Name": "web"})).unwrap(),
         ];
         for w in writes {
             w(&mut s);

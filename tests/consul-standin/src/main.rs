@@ -14,7 +14,7 @@ use consul_standin::{client, Acl, Options, Standin};
 const USAGE: &str = "usage:
   consul-standin serve [--listen ADDR] [--control ADDR] [--node-address IP]
                        [--tokens-full a,b] [--tokens-no-read c,d]
-  consul-standin req [--timeout-ms N] METHOD URL [BODY | -]
+  consul-standin req [--timeout-ms N] [--header 'K: V']... METHOD URL [BODY | -]
 
 serve: listens on ADDR (default 127.0.0.1:8500) and prints one line
   `listening on ADDR` (plus ` control ADDR` with --control) when ready.
@@ -96,34 +96,57 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
 }
 
 fn req(args: &[String]) -> Result<ExitCode, String> {
-    let (timeout, rest) = match args {
-        [flag, ms, rest @ ..] if flag == "--timeout-ms" => (
-            Duration::from_millis(ms.parse().map_err(|_| format!("bad --timeout-ms {ms}"))?),
-            rest,
-        ),
-        // Longer than Consul's longest blocking wait (10m + 10m/16).
-        _ => (Duration::from_secs(660), args),
-    };
+    let (timeout, headers, rest) = req_flags(args)?;
     let (method, url, body) = match rest {
         [m, u] => (m, u, None),
         [m, u, b] => (m, u, Some(body_arg(b)?)),
         _ => return Err("req needs METHOD URL [BODY]".into()),
     };
-    match client::request(method, url, body.as_deref(), &[], timeout) {
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    match client::request(method, url, body.as_deref(), &headers, timeout) {
         Ok(reply) => {
             let _ = std::io::stdout().write_all(&reply.body);
             let _ = std::io::stdout().flush();
-            Ok(ExitCode::from(if (200..300).contains(&reply.status) {
-                0
-            } else {
-                1
-            }))
+            let success = (200..300).contains(&reply.status);
+            Ok(ExitCode::from(if success { 0 } else { 1 }))
         }
         Err(e) => {
             eprintln!("consul-standin: {method} {url}: {e}");
             Ok(ExitCode::from(1))
         }
     }
+}
+
+type Headers = Vec<(String, String)>;
+
+/// Leading `--timeout-ms N` and `--header 'K: V'` flags; returns the rest.
+fn req_flags(args: &[String]) -> Result<(Duration, Headers, &[String]), String> {
+    // Longer than Consul's longest blocking wait (10m + 10m/16).
+    let mut timeout = Duration::from_secs(660);
+    let mut headers = Vec::new();
+    let mut rest = args;
+    while let [flag, value, tail @ ..] = rest {
+        match flag.as_str() {
+            "--timeout-ms" => {
+                let ms = value
+                    .parse()
+                    .map_err(|_| format!("bad --timeout-ms {value}"))?;
+                timeout = Duration::from_millis(ms);
+            }
+            "--header" => {
+                let (k, v) = value
+                    .split_once(':')
+                    .ok_or_else(|| format!("bad --header {value:?}"))?;
+                headers.push((k.trim().to_string(), v.trim().to_string()));
+            }
+            _ => break,
+        }
+        rest = tail;
+    }
+    Ok((timeout, headers, rest))
 }
 
 fn body_arg(arg: &str) -> Result<Vec<u8>, String> {

@@ -209,14 +209,14 @@ fn spawn_connection(shared: &Arc<Shared>, st: &mut State, stream: TcpStream, sid
     st.conns.insert(id, (handle, side));
     let shared = Arc::clone(shared);
     thread::spawn(move || {
-        serve_connection(&shared, &stream, side);
+        serve_connection(&shared, &stream, side, id);
         shared.lock().conns.remove(&id);
         let _ = stream.shutdown(Shutdown::Both);
     });
 }
 
 /// Serves requests on one connection until it closes or a response ends it.
-fn serve_connection(shared: &Shared, stream: &TcpStream, side: Side) {
+fn serve_connection(shared: &Shared, stream: &TcpStream, side: Side, id: u64) {
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = stream.set_nodelay(true);
     let Ok(read_half) = stream.try_clone() else {
@@ -234,23 +234,32 @@ fn serve_connection(shared: &Shared, stream: &TcpStream, side: Side) {
             }
             Err(_) => return,
         };
-        if !handle(shared, &mut out, &req, side) {
+        if !handle(shared, &mut out, &req, (side, id)) {
             return;
         }
     }
 }
 
-/// Handles one request; false when the connection must close afterwards.
-fn handle(shared: &Shared, out: &mut impl Write, req: &HttpRequest, side: Side) -> bool {
+/// Handles one request on connection `(side, id)`; false when the connection
+/// must close afterwards.
+fn handle(
+    shared: &Shared,
+    out: &mut impl Write,
+    req: &HttpRequest,
+    (side, id): (Side, u64),
+) -> bool {
     let keep = req.keep_alive;
     let route = api::route(req);
     if let Route::Control(c) = route {
-        let (resp, after) = control(shared, req, c, side);
-        let ok = http::write_response(out, &resp, !keep).is_ok();
-        if let Some(f) = after {
-            set_fault(shared, f);
+        let (resp, fault) = control(shared, req, c, side);
+        // In force before the 200 goes out, so a script's next step sees it;
+        // a refuse spares this connection just long enough to answer.
+        let closes = fault == Some(Fault::Refuse) && side == Side::Main;
+        if let Some(f) = fault {
+            set_fault_sparing(shared, f, Some(id));
         }
-        return ok && keep;
+        let ok = http::write_response(out, &resp, !keep || closes).is_ok();
+        return ok && keep && !closes;
     }
     if side == Side::Control {
         let resp = Response::text(404, "the control listener serves only /v1/_standin/*");
@@ -283,8 +292,8 @@ fn record(shared: &Shared, req: &HttpRequest) {
     shared.notify();
 }
 
-/// Serves `/v1/_standin/*`. A fault change is returned to be applied after the
-/// answer is written, because `Refuse` closes this very connection.
+/// Serves `/v1/_standin/*`. A fault change is returned for the caller to apply,
+/// because `Refuse` must spare the connection asking for it.
 fn control(
     shared: &Shared,
     req: &HttpRequest,
@@ -339,13 +348,18 @@ fn requests_json(shared: &Shared, req: &HttpRequest) -> Response {
 
 /// Switches the fault and waits until it is in force (see `Standin::set_fault`).
 pub fn set_fault(shared: &Shared, f: Fault) {
+    set_fault_sparing(shared, f, None);
+}
+
+/// `set_fault`, leaving connection `spare` open on a refuse.
+fn set_fault_sparing(shared: &Shared, f: Fault, spare: Option<u64>) {
     let mut st = shared.lock();
     let was_refusing = st.fault == Fault::Refuse;
     if f == Fault::IndexBackwards {
         st.store.rebase_indexes();
     }
     if f == Fault::Refuse {
-        close_connections(&st, Some(Side::Main));
+        close_connections(&st, Some(Side::Main), spare);
     }
     st.fault = f.clone();
     st.fault_gen += 1;
@@ -358,9 +372,9 @@ pub fn set_fault(shared: &Shared, f: Fault) {
     }
 }
 
-fn close_connections(st: &State, side: Option<Side>) {
-    for (stream, s) in st.conns.values() {
-        if side.is_none_or(|want| want == *s) {
+fn close_connections(st: &State, side: Option<Side>, spare: Option<u64>) {
+    for (id, (stream, s)) in &st.conns {
+        if side.is_none_or(|want| want == *s) && spare != Some(*id) {
             let _ = stream.shutdown(Shutdown::Both);
         }
     }
@@ -391,7 +405,7 @@ fn wait_listening(shared: &Shared, want: bool) {
 pub fn shut_down(shared: &Shared) {
     let mut st = shared.lock();
     st.shutdown = true;
-    close_connections(&st, None);
+    close_connections(&st, None, None);
     let mut pokes = st.control_addrs.clone();
     if st.listening {
         pokes.push(shared.addr);
