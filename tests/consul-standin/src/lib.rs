@@ -102,17 +102,21 @@ impl Standin {
 
     /// Starts with the given options; panics if the address cannot be bound.
     pub fn start_with(opts: Options) -> Standin {
-        let listener = TcpListener::bind(opts.listen)
-            .unwrap_or_else(|e| panic!("consul-standin: cannot bind {}: {e}", opts.listen));
-        let addr = listener
-            .local_addr()
-            .expect("bound listener has an address");
+        let listen = opts.listen;
+        Standin::try_start_with(opts)
+            .unwrap_or_else(|e| panic!("consul-standin: cannot bind {listen}: {e}"))
+    }
+
+    /// `start_with`, returning the bind error instead of panicking.
+    pub fn try_start_with(opts: Options) -> std::io::Result<Standin> {
+        let listener = TcpListener::bind(opts.listen)?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(addr, &opts));
         let accept = server::spawn_accept_loop(Arc::clone(&shared), listener, Side::Main);
-        Standin {
+        Ok(Standin {
             shared,
             threads: Mutex::new(vec![accept]),
-        }
+        })
     }
 
     /// Adds a listener that serves only `/v1/_standin/*` and is never faulted,

@@ -83,7 +83,14 @@ fn serve(args: &[String]) -> Result<ExitCode, String> {
     if !acl.full.is_empty() || !acl.no_read.is_empty() {
         opts.tokens = Some(acl);
     }
-    let standin = Standin::start_with(opts);
+    let listen = opts.listen;
+    let standin = match Standin::try_start_with(opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("consul-standin: cannot listen on {listen}: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
     let mut line = format!("listening on {}", standin.addr());
     if let Some(addr) = control {
         line.push_str(&format!(" control {}", standin.start_control(addr)));

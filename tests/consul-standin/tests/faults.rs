@@ -279,3 +279,31 @@ fn faults_are_settable_over_http() {
     assert_eq!(set("mode=none").status, 200);
     assert_eq!(s.fault(), Fault::None);
 }
+
+#[test]
+fn refuse_over_the_main_port_answers_before_closing() {
+    let s = standin_with_web();
+    s.start_control("127.0.0.1:0".parse().unwrap());
+    let r = client::put(&format!("{}/v1/_standin/fault?mode=refuse", s.url()), None).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        TcpStream::connect(s.addr()).unwrap_err().kind(),
+        ErrorKind::ConnectionRefused
+    );
+    s.set_fault(Fault::None);
+    assert_eq!(health(&s).unwrap().status, 200);
+}
+
+#[test]
+fn dropping_the_standin_ends_a_parked_read() {
+    let s = standin_with_web();
+    let url = format!(
+        "{}/v1/health/service/web?index={}&wait=5m",
+        s.url(),
+        s.index("web")
+    );
+    let reader = thread::spawn(move || client::get(&url));
+    assert!(s.wait_for_parked_reads(1, Duration::from_secs(10)));
+    drop(s);
+    assert!(reader.join().unwrap().is_err());
+}

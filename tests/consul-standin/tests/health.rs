@@ -245,3 +245,24 @@ fn catalog_services_and_agent_self() {
         "dc1"
     );
 }
+
+#[test]
+fn serves_on_ipv6_loopback() {
+    let Ok(probe) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("no IPv6 loopback here; skipping");
+        return;
+    };
+    drop(probe);
+    let s = Standin::start_with(Options {
+        listen: "[::1]:0".parse().unwrap(),
+        node_address: "2001:db8::1".into(),
+        ..Options::default()
+    });
+    assert!(s.url().starts_with("http://[::1]:"));
+    s.register(json!({"ID": "a", "Name": "web", "Port": 80}));
+    let r = get(&s, "/v1/health/service/web");
+    assert_eq!(
+        r.json().unwrap()[0]["Node"]["TaggedAddresses"]["lan_ipv6"],
+        "2001:db8::1"
+    );
+}
