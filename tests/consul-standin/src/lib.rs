@@ -7,9 +7,10 @@
 //! `/v1/_standin/*`. Behaviour follows /work/shared/reference/consul-http-api.md.
 //!
 //! `Standin` is the handle: it owns the listener threads and stops them on drop.
-//! I/O lives in `server` and `reads`; `api`, `catalog`, `register`, `render`,
+//! I/O lives in `server`, `reads` and `client`; `api`, `acl`, `catalog`, `register`, `render`,
 //! `fault`, `duration` and `http`'s parsing are pure.
 
+mod acl;
 mod api;
 mod catalog;
 pub mod client;

@@ -10,7 +10,8 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::api::{acl_verdict, token_of, AclVerdict, Read, ReadParams};
+use crate::acl::{acl_verdict, token_of, AclVerdict};
+use crate::api::{Read, ReadParams};
 use crate::catalog::Store;
 use crate::fault::{self, Fault, Wire};
 use crate::http::{self, HttpRequest, Response};
