@@ -265,3 +265,28 @@ impl Drop for Standin {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handle_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<Standin>();
+        shareable::<Fault>();
+    }
+
+    #[test]
+    fn wildcard_listen_addresses_are_reached_over_loopback() {
+        // Checked without binding a wildcard: tests stay on loopback.
+        let v4 = server::loopback_of("0.0.0.0:8500".parse().unwrap());
+        let v6 = server::loopback_of("[::]:8500".parse().unwrap());
+        let fixed = server::loopback_of("127.0.0.2:1".parse().unwrap());
+        assert_eq!(
+            (v4.to_string(), v6.to_string()),
+            ("127.0.0.1:8500".into(), "[::1]:8500".into())
+        );
+        assert_eq!(fixed.to_string(), "127.0.0.2:1");
+    }
+}

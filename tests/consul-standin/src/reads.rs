@@ -117,8 +117,10 @@ fn hold(shared: &Shared, read: &Read, params: &ReadParams) -> bool {
 
 /// Up to `wait / 16` extra, like the servers' stagger.
 fn jitter(wait: Duration) -> Duration {
+    // Each RandomState is freshly keyed, so hashing anything gives a new number;
+    // no rand crate needed for a stagger.
     let mut h = RandomState::new().build_hasher();
-    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
+    h.write_u32(wait.subsec_nanos());
     let max = (wait / JITTER_FRACTION).as_nanos() as u64;
     Duration::from_nanos(h.finish() % (max + 1))
 }
