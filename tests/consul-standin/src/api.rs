@@ -68,6 +68,7 @@ pub enum Control {
     GetRequests,
     ClearRequests,
     Index(String),
+    Bump(String),
 }
 
 /// What a request turned out to be.
@@ -319,7 +320,13 @@ fn control_route(req: &HttpRequest, rest: &str) -> Result<Route, ApiError> {
         "fault" => ("PUT", Control::SetFault),
         "requests" if req.method == "DELETE" => ("DELETE", Control::ClearRequests),
         "requests" => ("GET", Control::GetRequests),
-        r if r.starts_with("index/") => ("GET", Control::Index(r["index/".len()..].to_string())),
+        r if r.starts_with("index/") => {
+            let service = r["index/".len()..].to_string();
+            match req.method.as_str() {
+                "PUT" => ("PUT", Control::Bump(service)),
+                _ => ("GET", Control::Index(service)),
+            }
+        }
         _ => {
             return Err(ApiError::not_found(format!(
                 "unknown stand-in control path /v1/_standin/{rest}"

@@ -296,6 +296,18 @@ impl Store {
         self.touch_all(idx);
     }
 
+    /// A write that changes nothing but the index, like an idempotent
+    /// re-registration or an output-only check update on real Consul: blocked
+    /// readers wake to an identical list. For a service with no instances it
+    /// moves the extinction index, which every unknown-service watcher shares.
+    pub fn bump(&mut self, service: &str) {
+        let idx = self.next_index();
+        match self.service_index.get_mut(&service.to_lowercase()) {
+            Some(v) => *v = idx,
+            None => self.extinction = idx,
+        }
+    }
+
     /// Simulates a snapshot restore from older state: every index is halved, so
     /// each answer afterwards carries a lower `X-Consul-Index` than before (for any
     /// index that was at least 2; the store starts at 10 to make that the norm).

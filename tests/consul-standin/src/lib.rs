@@ -199,6 +199,15 @@ impl Standin {
         });
     }
 
+    /// Moves the service's index on without changing anything else ("wake
+    /// without change"): blocked readers return with a new index and the same list.
+    pub fn bump_index(&self, service: &str) {
+        let _ = self.shared.write(|store| {
+            store.bump(service);
+            Ok(())
+        });
+    }
+
     /// Switches the fault mode; see `Fault` for each mode. Returns once the mode is
     /// in force: for `Refuse`, after the port is closed; when leaving `Refuse`,
     /// after it is listening again.

@@ -311,6 +311,13 @@ fn control(
             shared.lock().log.clear();
             (Response::empty(), None)
         }
+        Control::Bump(service) => {
+            let _ = shared.write(|store| {
+                store.bump(&service);
+                Ok(())
+            });
+            (Response::empty(), None)
+        }
         Control::Index(service) => (
             Response::text(200, &shared.lock().store.index_of(&service).to_string()),
             None,

@@ -266,3 +266,27 @@ fn serves_on_ipv6_loopback() {
         "2001:db8::1"
     );
 }
+
+#[test]
+fn bump_wakes_a_blocked_read_with_a_new_index_and_the_same_list() {
+    let s = Standin::start();
+    web(&s, "a", &[], "passing");
+    let first = get(&s, "/v1/health/service/web");
+    let idx = first.index().unwrap();
+    let url = format!("{}/v1/health/service/web?index={idx}&wait=30s", s.url());
+    let reader = thread::spawn(move || client::get(&url).unwrap());
+    assert!(s.wait_for_parked_reads(1, Duration::from_secs(10)));
+    s.bump_index("web");
+    let r = reader.join().unwrap();
+    assert!(r.index().unwrap() > idx);
+    assert_eq!(r.body, first.body);
+    let over_http = client::put(&format!("{}/v1/_standin/index/web", s.url()), None).unwrap();
+    assert_eq!(over_http.status, 200);
+    assert!(
+        get(&s, "/v1/_standin/index/web")
+            .text()
+            .parse::<u64>()
+            .unwrap()
+            > r.index().unwrap()
+    );
+}
