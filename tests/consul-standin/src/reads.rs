@@ -134,7 +134,7 @@ fn wait_out_hang(shared: &Shared) -> bool {
     }
     st.parked += 1;
     shared.notify();
-    while st.fault == Fault::Hang && Instant::now() < cap {
+    while st.fault == Fault::Hang && !st.shutdown && Instant::now() < cap {
         st = shared.wait(st, cap);
     }
     st.parked -= 1;
