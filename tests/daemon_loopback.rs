@@ -7,7 +7,7 @@
 use consul_standin::{Fault, Standin};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(config: &PathBuf) -> Daemon {
+    fn start(config: &Path) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_consul-ipvs"))
             .args(["--config", config.to_str().unwrap(), "--dry-run"])
             .env("RUST_LOG", "debug")
@@ -37,16 +37,11 @@ impl Daemon {
         Daemon { child, lines }
     }
 
-    /// Waits for the next printed operation; fails after `secs`.
+    /// The next printed operation must be `want`, within `secs`.
     fn expect(&self, want: &str, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l == want => return,
-                Ok(l) => panic!("expected {want:?}, the daemon printed {l:?}"),
-                Err(_) => panic!("expected {want:?}, the daemon printed nothing for {secs} s"),
-            }
+        match self.lines.recv_timeout(Duration::from_secs(secs)) {
+            Ok(l) => assert_eq!(l, want, "the daemon printed something else"),
+            Err(_) => panic!("expected {want:?}, the daemon printed nothing for {secs} s"),
         }
     }
 
