@@ -10,21 +10,39 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 struct Daemon {
     child: Child,
     lines: Receiver<String>,
+    log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
     fn start(config: &Path) -> Daemon {
+        Daemon::start_env(config, &[])
+    }
+
+    fn start_env(config: &Path, env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_consul-ipvs"))
             .args(["--config", config.to_str().unwrap(), "--dry-run"])
             .env("RUST_LOG", "debug")
+            .env_remove("CONSUL_HTTP_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("daemon starts");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let err = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("{l}");
+                sink.lock().unwrap().push(l);
+            }
+        });
         let (tx, lines) = mpsc::channel();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -34,7 +52,19 @@ impl Daemon {
                 }
             }
         });
-        Daemon { child, lines }
+        Daemon { child, lines, log }
+    }
+
+    /// Waits until a log line contains `needle`; returns it.
+    fn log_line(&self, needle: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no log line with {needle:?} within {secs} s");
     }
 
     /// The next printed operation must be `want`, within `secs`.
@@ -207,4 +237,38 @@ fn instances_outside_allowed_backends_are_ignored() {
         5,
     );
     d.quiet(500);
+}
+
+#[test]
+fn sigusr1_logs_the_state_and_the_token_never_shows() {
+    let token = "tok-5f0c1a-secret";
+    let opts = consul_standin::Options {
+        tokens: Some(consul_standin::Acl {
+            full: vec![token.into()],
+            no_read: vec![],
+        }),
+        ..Default::default()
+    };
+    let s = Standin::start_with(opts);
+    register(&s, "r1", "127.0.0.11", 2);
+    let path = write("usr1", &config(&s.url(), RABBIT));
+    let mut d = Daemon::start_env(&path, &[("CONSUL_HTTP_TOKEN", token)]);
+    d.expect("ipvsadm -A -t 127.0.0.100:5672 -s wlc", 10);
+    d.expect(
+        "ipvsadm -a -t 127.0.0.100:5672 -r 127.0.0.11:5672 -m -w 2",
+        5,
+    );
+    d.signal(libc::SIGUSR1);
+    let state = d.log_line("state: {", 5);
+    assert!(
+        state.contains("127.0.0.11:5672") && state.contains("\"desired_weight\":2"),
+        "{state}"
+    );
+    // A token Consul rejects produces errors; they must not echo it either.
+    s.set_fault(Fault::Error500);
+    d.log_line("HTTP 500", 5);
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(5), Some(0));
+    let log = d.log.lock().unwrap().join("\n");
+    assert!(!log.contains(token), "the token leaked into the log");
 }
