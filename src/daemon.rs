@@ -440,6 +440,7 @@ impl Daemon {
             return false;
         }
         match self.kernel.apply(&p.op) {
+            Ok(()) if self.opts.dry_run => info!("dry run: {}", p.line),
             Ok(()) => info!("{}", p.line),
             Err(e) if already_done(&p.op, &e) => debug!("{}: {e} (already so)", p.line),
             Err(e) => {
