@@ -5,8 +5,12 @@
 //! The pure core (config, model, health, plan) does no I/O; the shell
 //! (consul client, probes, netlink, daemon loop) does.
 
+pub mod cli;
 pub mod config;
 pub mod consul;
+pub mod daemon;
+pub mod engine;
+pub mod health;
 pub mod ipvs;
 pub mod model;
 pub mod probe;
