@@ -314,12 +314,12 @@ session_kill() {
     mv "$_d" "$_d.closed.$(now)"
 }
 
-# session_open_on NAME bI: open sessions until one is served by bI (the
-# scheduler decides; wlc sends a new one to the dest with fewest sessions).
+# session_open_on NAME bI [VIP] [PORT]: open sessions until one is served by
+# bI (the scheduler decides; wlc sends a new one to the dest with fewest).
 session_open_on() {
     _tries=0
     while :; do
-        session_open "$1"
+        session_open "$1" "$3" "$4"
         [ "$(session_backend "$1")" = "$2" ] && return 0
         _tries=$((_tries + 1))
         [ "$_tries" -lt 6 ] || fail "could not get a session on $2"

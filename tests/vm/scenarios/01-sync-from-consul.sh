@@ -24,7 +24,7 @@ wait_for "has_service tcp $V" 10 "service tcp/$V exists"
 wait_weight tcp "$V" "$D1" 1 10
 wait_weight tcp "$V" "$D2" 3 10
 ipvsadm -Ln
-services | grep -qx "tcp $V wlc" || fail "scheduler should be wlc: $(services)"
+services | grep -qxF "tcp $V wlc" || fail "scheduler should be wlc: $(services)"
 table | awk -v d="$D1" '$3==d {print $4}' | grep -qx Masq || fail "forwarding should be NAT (Masq)"
 expect_weight tcp "$V" "$D3" absent
 expect_weight tcp "$V" "198.51.100.2:$PORT" absent

@@ -32,7 +32,7 @@ wait_weight tcp "$V" "$D2" 1 8
 
 step "the scheduler edited by hand (rr) goes back to wlc"
 ipvsadm -E -t "$V" -s rr
-wait_for "services | grep -qx 'tcp $V wlc'" 8 "scheduler wlc again"
+wait_for "services | grep -qxF 'tcp $V wlc'" 8 "scheduler wlc again"
 
 step "a stray dest added by hand is drained and deleted (it is in no source)"
 ipvsadm -a -t "$V" -r "$D3" -m -w 1

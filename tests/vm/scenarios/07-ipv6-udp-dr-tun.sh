@@ -37,7 +37,7 @@ daemon_start
 step "IPv6: the VIP and both backends with Consul's weights"
 wait_weight tcp "$V6" "$D61" 1 10
 wait_weight tcp "$V6" "$D62" 2 10
-services | grep -qx "tcp $V6 wlc" || fail "IPv6 service should use wlc: $(services)"
+services | grep -qxF "tcp $V6 wlc" || fail "IPv6 service should use wlc: $(services)"
 h=$(hits 6 "$VIP6")
 log "banners over IPv6:$h"
 [ "$(count b1 "$h")" -ge 1 ] && [ "$(count b2 "$h")" -ge 1 ] || fail "IPv6 VIP should reach b1 and b2: $h"
@@ -64,7 +64,7 @@ d=$D61
 before=$(conns tcp "$V6" "$d")
 cfg rr | write_config
 kill -HUP "$(daemon_pid)"
-wait_for "services | grep -qx 'tcp $V6 rr'" 8 "IPv6 service now rr"
+wait_for "services | grep -qxF 'tcp $V6 rr'" 8 "IPv6 service now rr"
 after=$(conns tcp "$V6" "$d")
 [ "$after" -ge 1 ] && [ "$after" -ge "$before" ] || fail "$d connection count went $before -> $after: service re-created?"
 expect_session_alive s6

@@ -25,7 +25,7 @@ daemon_start
 step "the service comes up from the static list"
 wait_weight tcp "$VS" "$S1" 1 10
 wait_weight tcp "$VS" "$S2" 3 10
-services | grep -qx "tcp $VS wrr" || fail "scheduler should be wrr"
+services | grep -qxF "tcp $VS wrr" || fail "scheduler should be wrr"
 h=$(hits 8 "$VIP4" 3306)
 log "banners:$h"
 [ "$(count b1 "$h")" -ge 1 ] && [ "$(count b2 "$h")" -ge 1 ] || fail "both backends should get connections: $h"

@@ -23,7 +23,7 @@ out=$(consul-ipvs --config "$T/config.json" --once --dry-run 2>"$T/dry.err")
 rc=$?
 echo "$out"
 [ "$rc" -eq 0 ] || { cat "$T/dry.err"; fail "--once --dry-run exited $rc"; }
-echo "$out" | grep -qx "ipvsadm -e -t $V -r $D1 -m -w 1" || fail "plan lacks the weight repair for b1"
+echo "$out" | grep -qxF "ipvsadm -e -t $V -r $D1 -m -w 1" || fail "plan lacks the weight repair for b1"
 echo "$out" | grep -q "^ipvsadm -a -t $V -r $D2 -m -w [0-9]" || fail "plan lacks adding b2"
 echo "$out" | grep -q "203.0.113.19:$PORT" || fail "plan says nothing about the stale dest .19"
 echo "$out" | grep -q "192.0.2.99" && fail "plan touches the foreign service 192.0.2.99:80"
