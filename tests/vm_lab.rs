@@ -85,7 +85,14 @@ fn build_release(target: &Path) -> Result<(), String> {
     let status = Command::new(cargo)
         .current_dir(repo())
         .env("CARGO_TARGET_DIR", target)
-        .args(["build", "--release", "-p", "consul-ipvs", "-p", "consul-standin"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "consul-ipvs",
+            "-p",
+            "consul-standin",
+        ])
         .status()
         .map_err(|e| format!("cannot run cargo: {e}"))?;
     if status.success() {
@@ -121,7 +128,10 @@ fn boot() -> Result<SuiteRun, String> {
         .args(&selected)
         .env("CONSUL_IPVS_BIN", release.join("consul-ipvs"))
         .env("CONSUL_STANDIN_BIN", release.join("consul-standin"))
-        .env("LAB_TIMEOUT", std::env::var("LAB_TIMEOUT").unwrap_or_else(|_| "840".into()))
+        .env(
+            "LAB_TIMEOUT",
+            std::env::var("LAB_TIMEOUT").unwrap_or_else(|_| "840".into()),
+        )
         .output()
         .map_err(|e| format!("cannot run vagrant/lab run: {e}"))?;
     let console = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -134,7 +144,12 @@ fn boot() -> Result<SuiteRun, String> {
     );
     eprintln!("VM lab: {ending}");
     let results = parse(&console);
-    Ok(SuiteRun { console, ending, results, selected })
+    Ok(SuiteRun {
+        console,
+        ending,
+        results,
+        selected,
+    })
 }
 
 /// Splits the console at `SCENARIO-BEGIN:` markers and reads each verdict.
@@ -169,7 +184,10 @@ fn assert_scenario(name: &str) {
         Err(why) => panic!("VM lab: {why}"),
     };
     if !run.selected.iter().any(|s| s == name) {
-        panic!("scenario {name} was not run: LAB_SCENARIOS selects {:?}", run.selected);
+        panic!(
+            "scenario {name} was not run: LAB_SCENARIOS selects {:?}",
+            run.selected
+        );
     }
     match run.results.get(name) {
         Some((true, verdict, text)) => println!("{text}\n{verdict}"),
@@ -242,10 +260,18 @@ fn every_scenario_file_has_a_test() {
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .expect("tests/vm/scenarios")
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".sh").map(String::from))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".sh")
+                .map(String::from)
+        })
         .collect();
     files.sort();
     let mut known: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();
     known.sort();
-    assert_eq!(files, known, "tests/vm/scenarios and SCENARIOS in tests/vm_lab.rs differ");
+    assert_eq!(
+        files, known,
+        "tests/vm/scenarios and SCENARIOS in tests/vm_lab.rs differ"
+    );
 }
