@@ -46,13 +46,15 @@ show_state() {
     echo "----"
 }
 
-# wait_for 'COMMAND' SECONDS [what]: poll COMMAND every 0.2 s until it
-# succeeds; fail the scenario when the deadline passes.
+# wait_for 'COMMAND' SECONDS [what] ['NOW']: poll COMMAND every 0.2 s until
+# it succeeds; fail the scenario when the deadline passes, saying what the
+# command NOW prints (what was found instead).
 wait_for() {
-    _cond=$1 _secs=$2 _what=${3:-$1}
+    _cond=$1 _secs=$2 _what=${3:-$1} _found=${4:-}
     _end=$(awk -v n="$(now)" -v s="$_secs" 'BEGIN{print n+s}')
     while ! eval "$_cond" >/dev/null 2>&1; do
         if awk -v n="$(now)" -v e="$_end" 'BEGIN{exit !(n>e)}'; then
+            [ -n "$_found" ] && _what="$_what (found: $(eval "$_found"))"
             fail "not within ${_secs}s: $_what"
         fi
         sleep 0.2
@@ -102,7 +104,8 @@ expect_weight() {
 }
 
 wait_weight() {
-    wait_for "has_weight $1 $2 $3 $4" "$5" "$1/$2 -> $3 weight $4"
+    wait_for "has_weight $1 $2 $3 $4" "$5" "$1/$2 -> $3 weight $4" \
+        "_w=\$(weight_of $1 $2 $3); echo \${_w:-absent}"
 }
 
 has_service() { services | awk -v p="$1" -v v="$2" '$1==p && $2==v {f=1} END {exit !f}'; }
