@@ -17,8 +17,9 @@
 //! only those (for working on one scenario); the others then fail, saying so.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Instant;
 
@@ -122,7 +123,7 @@ fn boot() -> Result<SuiteRun, String> {
     let release = target.join("release");
     let selected = selected();
     let started = Instant::now();
-    let out = lab()
+    let mut child = lab()
         .arg("run")
         .arg(repo().join("tests/vm/suite.sh"))
         .args(&selected)
@@ -132,17 +133,20 @@ fn boot() -> Result<SuiteRun, String> {
             "LAB_TIMEOUT",
             std::env::var("LAB_TIMEOUT").unwrap_or_else(|_| "840".into()),
         )
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
         .map_err(|e| format!("cannot run vagrant/lab run: {e}"))?;
-    let console = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let console = read_console(child.stdout.take());
+    let status = child
+        .wait()
+        .map_err(|e| format!("waiting for vagrant/lab: {e}"))?;
     let ending = format!(
-        "vagrant/lab exited {} after {:.0}s\n{}",
-        out.status,
-        started.elapsed().as_secs_f64(),
-        stderr.trim()
+        "vagrant/lab exited {status} after {:.0}s",
+        started.elapsed().as_secs_f64()
     );
-    eprintln!("VM lab: {ending}");
+    progress(&format!("VM lab: {ending}"));
     let results = parse(&console);
     Ok(SuiteRun {
         console,
@@ -150,6 +154,28 @@ fn boot() -> Result<SuiteRun, String> {
         results,
         selected,
     })
+}
+
+/// Collects the VM's console, showing each scenario's start and verdict as
+/// it happens (the boot takes minutes).
+fn read_console(stdout: Option<std::process::ChildStdout>) -> String {
+    let mut console = String::new();
+    let Some(stdout) = stdout else {
+        return console;
+    };
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if line.starts_with("SCENARIO-") || line.starts_with("LAB-") {
+            progress(&format!("VM lab: {line}"));
+        }
+        console.push_str(&line);
+        console.push('\n');
+    }
+    console
+}
+
+/// Straight to stderr: the test harness captures `eprintln!`, not this.
+fn progress(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 /// Splits the console at `SCENARIO-BEGIN:` markers and reads each verdict.
