@@ -324,8 +324,8 @@ fn step(
 /// `SO_RCVTIMEO`, which neli does not wrap, on the raw fd.
 fn set_recv_timeout(sock: &NlSocketHandle, t: Duration) -> Result<(), KernelError> {
     let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
+        tv_sec: t.as_secs() as _,
+        tv_usec: t.subsec_micros() as _,
     };
     // SAFETY: a valid fd we own, and a pointer to a live timeval of the size given.
     let rc = unsafe {
