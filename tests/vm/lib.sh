@@ -413,10 +413,7 @@ standard_world() {
 
 # The dest names of VIP4:5672's backends, for wait_weight and friends.
 # shellcheck disable=SC2034
-V=$VIP4:$PORT
-D1=203.0.113.11:$PORT
-D2=203.0.113.12:$PORT
-D3=203.0.113.13:$PORT
+V=$VIP4:$PORT D1=203.0.113.11:$PORT D2=203.0.113.12:$PORT D3=203.0.113.13:$PORT
 
 daemon_start() {
     RUST_LOG=${RUST_LOG:-info} consul-ipvs --config "$T/config.json" "$@" >>"$T/daemon.log" 2>&1 &

@@ -38,12 +38,12 @@ n=${b#b}
 ns "$b" sh -c 'for p in $(pidof socat); do kill -9 $p; done'
 sleep 4
 if session_alive s2; then fail "killing $b's server did not register as a broken session"; fi
-log "ok: broken session detected: $(cat $T/sess-s2/broken)"
+log "ok: broken session detected: $(cat "$T"/sess-s2.closed.*/broken "$T"/sess-s2/broken 2>/dev/null)"
 backend_start "$n"
 
 step "IPv6 VIP, NAT"
 ipvsadm -A -t "[$VIP6]:$PORT" -s rr
 ipvsadm -a -t "[$VIP6]:$PORT" -r "[$(b6 2)]:$PORT" -m -w 1
-[ "$(hit $VIP6)" = b2 ] || fail "IPv6 VIP did not reach b2"
+[ "$(hit "$VIP6")" = b2 ] || fail "IPv6 VIP did not reach b2"
 log "ok: IPv6 VIP reaches b2"
 ipvsadm -Ln
