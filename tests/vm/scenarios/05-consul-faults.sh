@@ -2,7 +2,8 @@
 # 5. Consul faults: down (connection refused), HTTP 500, malformed JSON, a
 # truncated body, a hung request, an ACL-filtered empty answer, a body cut
 # mid-way, an oversized body, an index going backwards: the table stays as it
-# was, while the daemon keeps polling. Afterwards it still follows Consul.
+# was, while the daemon keeps polling; a daemon restarted while Consul is
+# down changes nothing either. Afterwards it still follows Consul.
 . /lab/lib.sh
 
 step "world: b1 and b2 registered, the daemon running"
@@ -51,6 +52,15 @@ for mode in error500 malformed truncated hang acl_filtered refuse close_mid_body
     creq DELETE "$CONTROL/v1/_standin/requests"
     wait_for '[ "$(health_reads)" -ge 2 ]' 15 "the daemon polls Consul again"
 done
+expect_session_alive s1
+
+step "a restart while Consul is down: nothing changes until Consul answers"
+consul_fault refuse
+daemon_stop TERM || fail "SIGTERM should exit 0"
+daemon_start
+hold unchanged 3 "the table stands while the restarted daemon has no Consul answer"
+consul_fault none
+hold unchanged 2 "the table stands once Consul answers the same"
 expect_session_alive s1
 
 step "Consul answers again: the daemon follows it (b2 deregistered -> weight 0)"
