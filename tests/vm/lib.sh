@@ -440,17 +440,30 @@ daemon_log_has() { grep -q -- "$1" "$T/daemon.log"; }
 
 # ------------------------------------------------------------ cleanup --
 
-# Reset the VM between scenarios of one boot: processes, namespaces, IPVS.
+# Reset the VM between scenarios of one boot: processes, namespaces, links,
+# IPVS. A namespace is torn down asynchronously after "netns del", and its
+# veth peer with it, so the director's ends are deleted here and waited for:
+# the next scenario re-creates links of the same names.
 lab_reset() {
     for _f in "$T"/*.pid "$T"/sess-*/pid "$T"/sess-*/client.pid; do
         [ -f "$_f" ] && kill -9 "$(cat "$_f")" 2>/dev/null
     done
+    # Anything a scenario started and did not record (this VM is ours alone).
+    for _p in $(pidof consul-ipvs consul-standin socat); do kill -9 "$_p" 2>/dev/null; done
     for _n in $(nsip netns list 2>/dev/null | awk '{print $1}'); do
         nsip netns pids "$_n" 2>/dev/null | xargs -r kill -9 2>/dev/null
         nsip netns del "$_n"
     done
-    nsip link del dummy0 2>/dev/null
+    for _l in $(lab_links); do nsip link del "$_l" 2>/dev/null; done
+    _k=0
+    while [ -n "$(lab_links)" ] && [ "$_k" -lt 50 ]; do sleep 0.1; _k=$((_k + 1)); done
+    [ -z "$(lab_links)" ] || echo "lab_reset: links left over: $(lab_links)"
     ipvsadm -C
     rm -rf "$T"
     mkdir -p "$T"
+}
+
+# The director's links the scenarios create (dummy0, dir-c, dir-bI).
+lab_links() {
+    nsip -o link show | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' | grep -E '^(dummy0|dir-)' || true
 }
