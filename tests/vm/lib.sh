@@ -133,6 +133,9 @@ expect_snapshot() {
 
 ns() { _n=$1; shift; nsip netns exec "$_n" "$@"; }
 
+# must COMMAND...: a set-up step that has to work.
+must() { "$@" || fail "set-up step failed: $*"; }
+
 # ns_bg NS PIDFILE COMMAND...: run COMMAND in NS in the background, with its
 # own pid in PIDFILE ("ip netns exec" forks and does not pass signals on, so
 # $! would be the wrong process to kill).
@@ -148,21 +151,21 @@ ns_bg() {
 
 net_setup() {
     _nb=${1:-2}
-    nsip link add dummy0 type dummy
-    nsip link set dummy0 up
-    nsip addr add "$VIP4/32" dev dummy0
-    nsip -6 addr add "$VIP6/128" dev dummy0 nodad
-    nsip netns add client
-    nsip link add dir-c type veth peer name eth0 netns client
-    nsip addr add 198.51.100.1/24 dev dir-c
-    nsip -6 addr add 2001:db8:c::1/64 dev dir-c nodad
-    nsip link set dir-c up
-    ns client nsip link set lo up
-    ns client nsip addr add 198.51.100.2/24 dev eth0
-    ns client nsip -6 addr add 2001:db8:c::2/64 dev eth0 nodad
-    ns client nsip link set eth0 up
-    ns client nsip route add default via 198.51.100.1
-    ns client nsip -6 route add default via 2001:db8:c::1
+    must nsip link add dummy0 type dummy
+    must nsip link set dummy0 up
+    must nsip addr add "$VIP4/32" dev dummy0
+    must nsip -6 addr add "$VIP6/128" dev dummy0 nodad
+    must nsip netns add client
+    must nsip link add dir-c type veth peer name eth0 netns client
+    must nsip addr add 198.51.100.1/24 dev dir-c
+    must nsip -6 addr add 2001:db8:c::1/64 dev dir-c nodad
+    must nsip link set dir-c up
+    must ns client nsip link set lo up
+    must ns client nsip addr add 198.51.100.2/24 dev eth0
+    must ns client nsip -6 addr add 2001:db8:c::2/64 dev eth0 nodad
+    must ns client nsip link set eth0 up
+    must ns client nsip route add default via 198.51.100.1
+    must ns client nsip -6 route add default via 2001:db8:c::1
     _i=1
     while [ "$_i" -le "$_nb" ]; do backend_ns "$_i"; _i=$((_i + 1)); done
     # FIN_WAIT short, so a drained dest's inactive entries expire in seconds.
@@ -172,19 +175,19 @@ net_setup() {
 # backend_ns I: namespace bI with 203.0.113.1I and 2001:db8:b::1I.
 backend_ns() {
     _b=b$1
-    nsip netns add "$_b"
-    nsip link add "dir-$_b" type veth peer name eth0 netns "$_b"
-    nsip addr add 203.0.113.1/32 dev "dir-$_b"
-    nsip -6 addr add 2001:db8:b::1/128 dev "dir-$_b" nodad
-    nsip link set "dir-$_b" up
-    nsip route add "203.0.113.1$1/32" dev "dir-$_b"
-    nsip -6 route add "2001:db8:b::1$1/128" dev "dir-$_b"
-    ns "$_b" nsip link set lo up
-    ns "$_b" nsip addr add "203.0.113.1$1/24" dev eth0
-    ns "$_b" nsip -6 addr add "2001:db8:b::1$1/64" dev eth0 nodad
-    ns "$_b" nsip link set eth0 up
-    ns "$_b" nsip route add default via 203.0.113.1
-    ns "$_b" nsip -6 route add default via 2001:db8:b::1
+    must nsip netns add "$_b"
+    must nsip link add "dir-$_b" type veth peer name eth0 netns "$_b"
+    must nsip addr add 203.0.113.1/32 dev "dir-$_b"
+    must nsip -6 addr add 2001:db8:b::1/128 dev "dir-$_b" nodad
+    must nsip link set "dir-$_b" up
+    must nsip route add "203.0.113.1$1/32" dev "dir-$_b"
+    must nsip -6 route add "2001:db8:b::1$1/128" dev "dir-$_b"
+    must ns "$_b" nsip link set lo up
+    must ns "$_b" nsip addr add "203.0.113.1$1/24" dev eth0
+    must ns "$_b" nsip -6 addr add "2001:db8:b::1$1/64" dev eth0 nodad
+    must ns "$_b" nsip link set eth0 up
+    must ns "$_b" nsip route add default via 203.0.113.1
+    must ns "$_b" nsip -6 route add default via 2001:db8:b::1
 }
 
 b4() { echo "203.0.113.1$1"; }
