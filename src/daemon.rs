@@ -154,6 +154,8 @@ struct Daemon {
     /// Writes that failed, by object: not before, and the wait after the next failure.
     retry: BTreeMap<String, (Instant, Duration)>,
     failed: bool,
+    /// Something the state file shows changed since it was last written.
+    dirty: bool,
 }
 
 impl Daemon {
@@ -186,6 +188,7 @@ impl Daemon {
             probes: BTreeMap::new(),
             retry: BTreeMap::new(),
             failed: false,
+            dirty: true,
         };
         d.sync_pollers(now);
         info!(
@@ -293,7 +296,7 @@ impl Daemon {
                     .get(&id)
                     .map_or(String::from("?"), |t| t.addr.to_string())
             );
-            log_lines(self.engine.on_probe(id, ok, &detail));
+            self.dirty |= log_lines(self.engine.on_probe(id, ok, &detail));
         }
     }
 
@@ -354,6 +357,7 @@ impl Daemon {
         // The poller logs skipped instances itself, once each.
         if let Outcome::Changed(parsed) = poller.on_response(resp, svc, now) {
             log_lines(self.engine.on_source(key, parsed.backends, &self.mirror));
+            self.dirty = true;
             self.sync_probes(Instant::now());
         }
     }
@@ -425,11 +429,10 @@ impl Daemon {
     /// Plans against the mirror and applies, one log line per change.
     fn reconcile(&mut self, now: Instant) {
         let plan = self.engine.plan(&self.mirror, now);
-        let mut changed = false;
         for p in plan {
-            changed |= self.apply(p, now);
+            self.dirty |= self.apply(p, now);
         }
-        if changed {
+        if self.dirty {
             self.write_state();
         }
     }
@@ -503,7 +506,8 @@ impl Daemon {
     }
 
     /// Writes the state file atomically (temporary file, then rename).
-    fn write_state(&self) {
+    fn write_state(&mut self) {
+        self.dirty = false;
         // A dry run changes nothing, so it writes nothing either.
         let Some(path) = self.cfg.state_file.as_ref().filter(|_| !self.opts.dry_run) else {
             return;
@@ -535,8 +539,11 @@ fn op_target(op: &Op) -> String {
     }
 }
 
-fn log_lines(lines: Vec<String>) {
+/// Logs each line; says whether there were any.
+fn log_lines(lines: Vec<String>) -> bool {
+    let any = !lines.is_empty();
     for l in lines {
         info!("{l}");
     }
+    any
 }

@@ -14,6 +14,7 @@ S2=$(b4 2):3306
 cfg() {
     cat <<EOF2
 {"check":{"interval_ms":300,"timeout_ms":500,"rise":2,"fall":2},"resync_interval_ms":2000,
+ "state_file":"/tmp/consul-ipvs-state.json",
  "services":[{"name":"mysql","vip":"$VS","protocol":"tcp","scheduler":"wrr","forward":"nat",
    "backends":[$1],"check":{"port":3306}}]}
 EOF2
@@ -30,9 +31,18 @@ h=$(hits 8 "$VIP4" 3306)
 log "banners:$h"
 [ "$(count b1 "$h")" -ge 1 ] && [ "$(count b2 "$h")" -ge 1 ] || fail "both backends should get connections: $h"
 
+# The state file: keys come out sorted, so one backend is one run of text.
+state() { tr -d ' \n' < /tmp/consul-ipvs-state.json; }
+state_has() { state | grep -qF "\"address\":\"$1\",\"desired_weight\":$2,\"draining_for_s\":null,\"inactive_conns\":"; }
+step "the state file shows each backend's weights and probe health"
+wait_for "state_has $S2 3" 5 "state file: $S2 desired weight 3" "state"
+state | grep -qF "\"kernel_weight\":3,\"probe\":\"up\",\"source_status\":\"passing\"" || fail "state file: $(state)"
+
 step "b2's listener dies: weight 0 after fall; back to 3 after rise"
 backend_stop 2 3306
 wait_weight tcp "$VS" "$S2" 0 8
+wait_for "state_has $S2 0" 5 "state file: $S2 desired weight 0" "state"
+state | grep -qF "\"kernel_weight\":0,\"probe\":\"down\"" || fail "state file: $(state)"
 backend_start 2 3306
 wait_weight tcp "$VS" "$S2" 3 8
 
