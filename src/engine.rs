@@ -102,10 +102,8 @@ impl Engine {
             self.retiring.remove(&svc.key);
             let state = match old.remove(&svc.key) {
                 Some(mut st) if st.cfg.source == svc.source => {
-                    if svc.check.is_none() {
-                        st.health.clear();
-                    }
                     st.cfg = svc.clone();
+                    adopt_health(&mut st, &svc.key, kernel);
                     st
                 }
                 _ => ServiceState {
@@ -169,13 +167,9 @@ impl Engine {
                 )),
                 _ => {}
             }
-            if st.cfg.check.is_some() && !st.health.contains_key(addr) {
-                let up = kernel_dest(kernel, &dest).is_some_and(|d| d.spec.weight > 0);
-                st.health.insert(*addr, Health::new(up));
-            }
         }
-        st.health.retain(|a, _| new.contains_key(a));
         st.backends = Some(new);
+        adopt_health(st, key, kernel);
         lines
     }
 
@@ -529,6 +523,27 @@ fn present_ops(
         }
     }
     wanted
+}
+
+/// Gives every backend of a probed service a health state, adopting the
+/// kernel's view for those without one (a dest above weight 0 starts up), and
+/// drops the rest. Used when a source reports backends and when a reload keeps
+/// a service: turning probes on must not take serving backends to weight 0.
+fn adopt_health(st: &mut ServiceState, key: &ServiceKey, kernel: &KernelTable) {
+    let (Some(_), Some(backends)) = (&st.cfg.check, &st.backends) else {
+        st.health.clear();
+        return;
+    };
+    st.health.retain(|a, _| backends.contains_key(a));
+    for addr in backends.keys() {
+        let dest = DestKey {
+            service: *key,
+            addr: *addr,
+        };
+        st.health.entry(*addr).or_insert_with(|| {
+            Health::new(kernel_dest(kernel, &dest).is_some_and(|d| d.spec.weight > 0))
+        });
+    }
 }
 
 fn probe_key(addr: &SocketAddr, check: &crate::config::CheckConfig) -> ProbeKey {

@@ -563,3 +563,18 @@ fn snapshot_reports_weights_health_and_drains() {
     assert_eq!(b[1]["draining_for_s"], 5);
     assert_eq!(b[1]["active_conns"], 1);
 }
+
+#[test]
+fn reload_that_turns_probes_on_adopts_live_backends_as_up() {
+    let mut k = kernel("wlc", &[(11, kd(4, 3))]);
+    let mut e = Engine::new(&cfg(&consul_svc("")), &k);
+    e.on_source(&key(), vec![backend(11, 4, SourceHealth::Passing)], &k);
+    assert_eq!(step(&mut e, &mut k, Instant::now()), vec![]);
+    e.reload(&probe_cfg(), &k);
+    assert_eq!(
+        step(&mut e, &mut k, Instant::now()),
+        vec![],
+        "turning probes on must not take serving backends to weight 0"
+    );
+    assert_eq!(e.probe_targets().len(), 1);
+}
