@@ -14,7 +14,7 @@ use crate::consul::poll::{Outcome, Poller};
 use crate::engine::{Engine, Planned, ProbeTarget};
 use crate::ipvs::{already_done, DryRun, Kernel, KernelError};
 use crate::model::{KernelTable, Op, ServiceKey};
-use crate::probe::{ProbeResult, ProbeSpec, Prober, Schedule};
+use crate::probe::{ProbeResult, Prober, Schedule};
 use log::{debug, error, info, warn};
 use mio::{Events, Interest, Poll, Token};
 use std::collections::BTreeMap;
@@ -219,10 +219,13 @@ impl Daemon {
         self.sync_probes(Instant::now());
         let now = Instant::now();
         let targets: Vec<ProbeTarget> = self.probes.values().cloned().collect();
-        let longest = targets.iter().map(|t| t.timeout).max().unwrap_or_default();
+        let longest = targets
+            .iter()
+            .map(|t| t.spec.timeout)
+            .max()
+            .unwrap_or_default();
         for t in &targets {
-            self.prober
-                .start(self.poll.registry(), t.id, &spec_of(t), now);
+            self.prober.start(self.poll.registry(), t.id, &t.spec, now);
         }
         let deadline = now + longest + Duration::from_millis(200);
         let mut events = Events::with_capacity(256);
@@ -294,7 +297,7 @@ impl Daemon {
                 "probe {}: {result:?}",
                 self.probes
                     .get(&id)
-                    .map_or(String::from("?"), |t| t.addr.to_string())
+                    .map_or(String::from("?"), |t| t.spec.addr.to_string())
             );
             self.dirty |= log_lines(self.engine.on_probe(id, ok, &detail));
         }
@@ -314,8 +317,7 @@ impl Daemon {
         let now = Instant::now();
         for id in self.schedule.take_due(now) {
             if let Some(t) = self.probes.get(&id) {
-                self.prober
-                    .start(self.poll.registry(), id, &spec_of(t), now);
+                self.prober.start(self.poll.registry(), id, &t.spec, now);
             }
         }
         self.refresh_kernel(now);
@@ -519,15 +521,6 @@ impl Daemon {
         if let Err(e) = res {
             warn!("cannot write the state file {}: {e}", path.display());
         }
-    }
-}
-
-fn spec_of(t: &ProbeTarget) -> ProbeSpec {
-    ProbeSpec {
-        addr: t.addr,
-        send: t.send.clone(),
-        expect: t.expect.clone(),
-        timeout: t.timeout,
     }
 }
 

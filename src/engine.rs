@@ -12,6 +12,7 @@ use crate::config::{Config, ServiceConfig, Source};
 use crate::consul::{Backend, SourceHealth};
 use crate::health::Health;
 use crate::model::{DestKey, DestSpec, KernelDest, KernelService, KernelTable, Op, ServiceKey};
+use crate::probe::ProbeSpec;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ pub struct Planned {
     pub line: String,
 }
 
-/// A backend of a service, as the daemon tracks it.
+/// One configured service: its config, its source's backends and their probe health.
 #[derive(Clone, Debug)]
 struct ServiceState {
     cfg: ServiceConfig,
@@ -57,10 +58,7 @@ struct ProbeKey {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProbeTarget {
     pub id: u64,
-    pub addr: SocketAddr,
-    pub send: Vec<u8>,
-    pub expect: Vec<u8>,
-    pub timeout: Duration,
+    pub spec: ProbeSpec,
     pub interval: Duration,
 }
 
@@ -157,7 +155,7 @@ impl Engine {
                 addr: *addr,
             };
             match old.get(addr) {
-                None if !kernel_has(kernel, &dest) => {
+                None if kernel_dest(kernel, &dest).is_none() => {
                     lines.push(format!("{dest} new backend ({})", b.health.name()))
                 }
                 Some(o) if o.health != b.health => lines.push(format!(
@@ -204,14 +202,13 @@ impl Engine {
                     self.next_probe_id
                 }
             };
-            out.push(ProbeTarget {
-                id,
+            let spec = ProbeSpec {
                 addr: key.addr,
                 send: key.send,
                 expect: key.expect,
                 timeout,
-                interval,
-            });
+            };
+            out.push(ProbeTarget { id, spec, interval });
         }
         out
     }
@@ -611,10 +608,6 @@ fn kernel_dest<'a>(kernel: &'a KernelTable, dest: &DestKey) -> Option<&'a Kernel
     kernel
         .get(&dest.service)
         .and_then(|s| s.dests.get(&dest.addr))
-}
-
-fn kernel_has(kernel: &KernelTable, dest: &DestKey) -> bool {
-    kernel_dest(kernel, dest).is_some()
 }
 
 #[cfg(test)]

@@ -363,17 +363,14 @@ impl Parser {
     ) -> Option<CheckConfig> {
         let c = match v {
             Some((_, Value::Bool(false))) => return None,
-            Some((p, Value::Bool(true))) | Some((p, Value::Null)) => {
-                let _ = p;
-                base.clone()
-            }
+            // `Obj::get` already turned a null into `None`.
+            Some((_, Value::Bool(true))) | None => base.clone(),
             Some((p, v)) => {
                 let mut o = self.obj(&p, v)?;
                 let c = self.check_fields(&mut o, base, true);
                 self.done(o);
                 c
             }
-            None => base.clone(),
         };
         if protocol == Protocol::Udp && c.port.is_none() {
             self.err(
