@@ -414,6 +414,19 @@ standard_world() {
     while [ "$_i" -le "$1" ]; do consul_register "b$_i" rabbitmq "$(b4 "$_i")" "$PORT"; _i=$((_i + 1)); done
 }
 
+# The common start of a scenario: b1 and b2 registered as rabbitmq, the
+# daemon running with the fast settings, both dests up at weight 1.
+# shellcheck disable=SC2119 # rabbit_service's defaults are the point here
+rabbitmq_up() {
+    standard_world 2
+    write_config <<EOF2
+{$FAST, "services": [$(rabbit_service)]}
+EOF2
+    daemon_start
+    wait_weight tcp "$V" "$D1" 1 10
+    wait_weight tcp "$V" "$D2" 1 10
+}
+
 # The dest names of VIP4:5672's backends, for wait_weight and friends.
 # shellcheck disable=SC2034
 V=$VIP4:$PORT D1=203.0.113.11:$PORT D2=203.0.113.12:$PORT D3=203.0.113.13:$PORT

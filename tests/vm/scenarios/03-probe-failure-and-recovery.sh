@@ -5,13 +5,7 @@
 . /lab/lib.sh
 
 step "world: b1 and b2 registered, the daemon running (fall 2, rise 2, every 300 ms)"
-standard_world 2
-write_config <<EOF2
-{$FAST, "services": [$(rabbit_service)]}
-EOF2
-daemon_start
-wait_weight tcp "$V" "$D1" 1 10
-wait_weight tcp "$V" "$D2" 1 10
+rabbitmq_up
 session_open_on s1 b1
 
 step "b1's listener dies (its open session is served by a forked child)"

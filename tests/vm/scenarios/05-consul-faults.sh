@@ -7,13 +7,7 @@
 . /lab/lib.sh
 
 step "world: b1 and b2 registered, the daemon running"
-standard_world 2
-write_config <<EOF2
-{$FAST, "services": [$(rabbit_service)]}
-EOF2
-daemon_start
-wait_weight tcp "$V" "$D1" 1 10
-wait_weight tcp "$V" "$D2" 1 10
+rabbitmq_up
 session_open_on s1 b1
 snap=$(snapshot)
 normal=$(consul_get /v1/health/service/rabbitmq) || fail "reading the stand-in"
